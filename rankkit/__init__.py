@@ -1,0 +1,34 @@
+"""rankkit: rank analysis of reward models for controlled text generation.
+
+Data flows one way: datasets → prefixes → omega (P_Ω(R), eq. 5) → solvers (softImpute-ALS)
+→ rank (numerical rank, App. C.4). :mod:`rankkit.models` (ARM and RAD) produces the R̂ rows that
+:mod:`rankkit.rank` studies; ``rankkit`` itself never imports ``rankkit.models``.
+
+Heavy modules load on first use, so ``import rankkit`` stays fast.
+"""
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "UserError": "errors",
+    "load_tokenizer": "tokenization",
+    "encode_texts": "tokenization",
+    "TokenizedCorpus": "tokenization",
+    "SyntheticWorld": "synthetic",
+    "generate_corpus": "synthetic",
+    "resolve_device": "device",
+}
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 'rankkit' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_EXPORTS))

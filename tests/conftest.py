@@ -1,0 +1,57 @@
+"""Shared fixtures: the real-data folder, the CLI runner, and tiny tokenizers."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(os.environ.get("RANKKIT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """`realdata` tests skip cleanly where ../shared/data is absent, except in CI where they must run."""
+    if SHARED_DATA.is_dir():
+        return
+    if os.environ.get("RANKKIT_REQUIRE_REALDATA") or os.environ.get("CI"):
+        raise pytest.UsageError(f"realdata tests must run in CI but {SHARED_DATA} is missing")
+    skip = pytest.mark.skip(reason=f"real data not found at {SHARED_DATA}")
+    for item in items:
+        if "realdata" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def gpt2_tokenizer():
+    from rankkit.tokenization import load_tokenizer
+
+    return load_tokenizer(SHARED_DATA / "gpt2_tokenizer")
+
+
+@pytest.fixture(scope="session")
+def synthetic_tokenizer():
+    from rankkit.tokenization import load_tokenizer
+
+    return load_tokenizer("synthetic")
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``rankkit ARGS…`` in-process; returns (exit_code, stdout, stderr)."""
+    from rankkit.cli import main
+
+    def run(*args):
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
