@@ -117,6 +117,24 @@ class SyntheticWorld:
             prev = w
         return logp - np.logaddexp.reduce(logp)
 
+    def log_prob(self, token_ids, *, context_ids=()) -> float:
+        """log p(x | x_ctx) under the world, marginal over topics: the exact fluency of a continuation.
+
+        log p(x | ctx) = log Σ_c P(c | ctx) Π_t p_c(x_t | x_{t-1}); special tokens or ids outside the
+        vocabulary make the text impossible (−inf).
+        """
+        ids = [int(t) for t in token_ids]
+        if any(t < N_SPECIAL or t >= self.vocab_size for t in ids):
+            return float("-inf")
+        logp = self.topic_log_posterior(context_ids)
+        ctx_words = [int(t) - N_SPECIAL for t in context_ids if int(t) >= N_SPECIAL]
+        prev = ctx_words[-1] if ctx_words else len(self.words)
+        joint = logp.copy()
+        for t in ids:
+            joint += self.log_trans[:, prev, t - N_SPECIAL]
+            prev = t - N_SPECIAL
+        return float(np.logaddexp.reduce(joint))
+
     def reward(self, token_ids, response: str = "toxicity") -> float:
         """r*(x) = Σ_c a_c P(c | x): the exact expected response of prefix x."""
         return float(np.exp(self.topic_log_posterior(token_ids)) @ self.attributes[response])

@@ -59,3 +59,14 @@ def test_reward_is_the_expected_response_monte_carlo(world):
         sel = first == w
         se = y[sel].std() / np.sqrt(sel.sum())
         assert abs(y[sel].mean() - world.reward([N_SPECIAL + w])) < 5 * se + 1e-3
+
+
+def test_log_prob_chain_rule_and_normalisation(world):
+    """log p(a b | ctx) = log p(a | ctx) + log p(b | ctx a), and p(· | ctx) sums to one over words."""
+    ctx, a, b = [N_SPECIAL + 7], N_SPECIAL + 30, N_SPECIAL + 31
+    joint = world.log_prob([a, b], context_ids=ctx)
+    chained = world.log_prob([a], context_ids=ctx) + world.log_prob([b], context_ids=ctx + [a])
+    assert joint == pytest.approx(chained, rel=1e-10)
+    total = np.logaddexp.reduce([world.log_prob([v], context_ids=ctx) for v in range(N_SPECIAL, world.vocab_size)])
+    assert total == pytest.approx(0.0, abs=1e-9)
+    assert world.log_prob([0]) == float("-inf")
