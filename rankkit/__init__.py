@@ -21,6 +21,23 @@ _EXPORTS = {
     "SyntheticWorld": "synthetic",
     "generate_corpus": "synthetic",
     "resolve_device": "device",
+    "plot_tradeoff": "plots",
+    "plot_time_per_token": "plots",
+    "load_dataset": "datasets",
+    "TextDataset": "datasets",
+    "prefix_weights": "prefixes",
+    "sample_contexts": "prefixes",
+    "build_omega": "omega",
+    "Omega": "omega",
+    "omega_stats": "omega",
+    "export_mtx": "omega",
+    "last_built_omega": "omega",
+    "soft_impute": "solvers",
+    "Completion": "solvers",
+    "rank_sweep": "minrank",
+    "rank_bracket": "minrank",
+    "numerical_rank": "rank",
+    "rank_curve": "rank",
 }
 
 

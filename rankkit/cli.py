@@ -37,14 +37,14 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         app(args=args, prog_name="rankkit", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except _EXIT as exc:
         raise SystemExit(exc.exit_code) from None
-    except click.ClickException as exc:  # usage errors: bad option, missing argument
-        exc.show()
-        raise SystemExit(exc.exit_code) from None
-    except click.exceptions.Abort:
+    except _ABORT:
         err_console.print("Aborted.")
         raise SystemExit(130) from None
+    except _USAGE as exc:  # bad option, missing argument: click's own message and exit code
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
     except (UserError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
         if os.environ.get("RANKKIT_DEBUG"):
             raise
@@ -52,6 +52,21 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print(f"[bold red]Error:[/] {message}", soft_wrap=True)
         raise SystemExit(2) from None
     raise SystemExit(0)
+
+
+def _exceptions(name: str) -> tuple:
+    """``click.exceptions.<name>`` and, where typer vendors its own click (typer ≥ 0.20), its twin."""
+    modules = [click.exceptions]
+    try:
+        modules.append(importlib.import_module("typer._click.exceptions"))
+    except ImportError:
+        pass
+    return tuple({getattr(m, name) for m in modules if hasattr(m, name)})
+
+
+_EXIT = (*_exceptions("Exit"), typer.Exit)
+_ABORT = (*_exceptions("Abort"), typer.Abort)
+_USAGE = _exceptions("ClickException")
 
 
 if __name__ == "__main__":  # pragma: no cover

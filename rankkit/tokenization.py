@@ -5,6 +5,7 @@ offsets), the form every later step (prefix expansion, Ω, training) consumes.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from dataclasses import dataclass
@@ -44,6 +45,10 @@ def load_tokenizer(name_or_path: str | os.PathLike):
             raise UserError(f"--tokenizer {name}: the folder holds no tokenizer that transformers can load ({exc.__class__.__name__})") from exc
     if path.suffix or os.sep in name and not path.exists():
         raise UserError(f"--tokenizer {name}: no such folder")
+    try:  # the local HF cache first: an offline machine then answers at once
+        return AutoTokenizer.from_pretrained(name, local_files_only=True)
+    except Exception:  # noqa: BLE001 - not cached: try the hub
+        pass
     try:
         return AutoTokenizer.from_pretrained(name)
     except Exception as exc:  # noqa: BLE001
@@ -115,14 +120,30 @@ def encode_texts(texts: Sequence[str], tokenizer, *, max_tokens: int | None = No
     """Tokenise ``texts`` (no special tokens) into a :class:`TokenizedCorpus`, truncating at ``max_tokens``."""
     from .progress import track
 
-    chunks, lengths = [], []
+    chunks, lengths = [], []  # one int32 array per batch: no Python int per token outlives its batch
     starts = range(0, len(texts), batch_size)
     for start in track(starts, total=len(starts), description="tokenising", enabled=progress):
         batch = list(texts[start:start + batch_size])
-        encoded = tokenizer(batch, add_special_tokens=False)["input_ids"]
-        lengths.extend(len(e) for e in encoded)
-        chunks.extend(encoded)
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(np.asarray(lengths, dtype=np.int64), out=offsets[1:])
-    ids = np.fromiter((t for seq in chunks for t in seq), dtype=np.int32, count=int(offsets[-1]))
+        encoded = _encode_batch(tokenizer, batch)
+        batch_lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+        chunks.append(np.fromiter(itertools.chain.from_iterable(encoded), dtype=np.int32,
+                                  count=int(batch_lengths.sum())))
+        lengths.append(batch_lengths)
+    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    if lengths:
+        np.cumsum(np.concatenate(lengths), out=offsets[1:])
+    ids = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int32)
     return TokenizedCorpus(ids, offsets).truncate(max_tokens)
+
+
+def _encode_batch(tokenizer, batch: list[str]) -> list[list[int]]:
+    """Token ids of ``batch`` without special tokens.
+
+    A fast tokenizer's Rust backend is called directly when it neither truncates nor pads:
+    the same ids, about twice as fast as ``tokenizer(batch)``, which also builds attention masks.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or backend.truncation is not None or backend.padding is not None:
+        return tokenizer(batch, add_special_tokens=False)["input_ids"]
+    encode = getattr(backend, "encode_batch_fast", backend.encode_batch)  # _fast: no character offsets
+    return [e.ids for e in encode(batch, add_special_tokens=False)]

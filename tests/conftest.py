@@ -4,7 +4,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
+# Tiny models are latency-bound: one thread per process avoids oversubscribing a 2-core machine.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
 
 SHARED_DATA = Path(os.environ.get("RANKKIT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
