@@ -1,8 +1,8 @@
 """A small base language model fitted to a corpus: the model that guided decoding steers.
 
 Maximum likelihood next-token training of a GPT-2 (the tiny architecture of
-:func:`~rankkit.models.build_tiny_backbone`, all weights trainable) on utterances framed as
-[BOS] u [EOS], so that sampling from it continues prompts the way the corpus does.
+:func:`~rankkit.models.build_tiny_backbone`, all weights trainable) on utterances followed by
+[EOS], so that sampling from it continues plain-text prompts the way the corpus does.
 """
 from __future__ import annotations
 
@@ -31,14 +31,14 @@ def train_base_lm(corpus: TokenizedCorpus, tokenizer, *, n_layer: int = 4, n_emb
     rng = np.random.default_rng(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / 20) * max(0.05, 1 - s / steps))
-    width = int(corpus.lengths.max()) + 2
+    width = int(corpus.lengths.max()) + 1
     losses = []
     for _ in range(steps):
         rows = rng.integers(0, len(corpus), size=batch_size)
         ids = torch.full((batch_size, width), pad, dtype=torch.long)
         labels = torch.full((batch_size, width), -100, dtype=torch.long)
         for b, i in enumerate(rows):
-            seq = [bos, *corpus.utterance(int(i)).tolist(), eos]
+            seq = [*corpus.utterance(int(i)).tolist(), eos]
             ids[b, :len(seq)] = torch.tensor(seq)
             labels[b, 1:len(seq)] = torch.tensor(seq[1:])
         loss = model(input_ids=ids, attention_mask=(labels != -100) | (torch.arange(width) == 0), labels=labels).loss

@@ -48,11 +48,13 @@ class DemoSize:
 
 
 FULL = DemoSize(utterances=4000, epochs=5, ranks="1,2,4,8,16,32,64", model_rows=400, capacity_n=64, capacity_d=32,
-                capacity_steps=1500, base_steps=1000, prompts=32, samples=16, new_tokens=12, betas="0,2,5,10,20,40",
+                capacity_steps=1500, base_steps=800, prompts=32, samples=16, new_tokens=12, betas="0,2,5,10,20,40",
                 top_ks="10,20,40", repeats=3)
 QUICK = DemoSize(utterances=2000, epochs=4, ranks="1,2,4,8,16", model_rows=200, capacity_n=32, capacity_d=16,
                  capacity_steps=1000, base_steps=300, prompts=12, samples=8, new_tokens=10, betas="0,5,20",
                  top_ks="10,40", repeats=1)
+
+BASE_UTTERANCES = 20_000  # the base LM's own corpus: enough that it generalises instead of memorising
 
 MODELS = {  # name -> (kind, extra `rankkit train` options)
     "RAD": ("rad", []),
@@ -170,7 +172,7 @@ def tradeoff(out: Path, rewards: dict, *, utterances: int, base_steps: int, prom
     from .evaluate import SyntheticScorer, evaluate_generations, read_generations
 
     tokenizer = load_tokenizer("synthetic")
-    corpus = encode_texts(generate_corpus(utterances, random_state=seed)["text"].to_list(), tokenizer)
+    corpus = encode_texts(generate_corpus(BASE_UTTERANCES, random_state=seed + 2)["text"].to_list(), tokenizer)
     base_dir = out / "models" / "base"
     _, losses = train_base_lm(corpus, tokenizer, steps=base_steps, seed=seed, out=base_dir)
     held_out = generate_corpus(prompts, random_state=seed + 1)["text"].to_list()
@@ -191,8 +193,9 @@ def tradeoff(out: Path, rewards: dict, *, utterances: int, base_steps: int, prom
     table = pl.concat(frames, how="diagonal_relaxed").select(
         "reward", "beta", "avg_max", "toxic_rate", "mean_score", "world_perplexity", "dist_2", "dist_3")
     table.write_csv(out / "tradeoff.csv")
-    x, y = "perplexity of the continuation under the true world", "true toxicity r* (mean over samples)"
-    plot_tradeoff(table.rename({"world_perplexity": x, "mean_score": y}), out / "tradeoff.png", x=x, y=y)
+    plot_tradeoff(table, out / "tradeoff.png", x="world_perplexity", y="mean_score",
+                  xlabel="perplexity of the continuations under the true world",
+                  ylabel="true toxicity r* (mean over samples)")
     world_nll = -np.mean([world.log_prob(corpus.utterance(i)) / len(corpus.utterance(i)) for i in range(min(500, len(corpus)))])
     return {"table": table.to_dicts(), "base_final_loss": float(np.mean(losses[-10:])),
             "world_perplexity_of_corpus": float(np.exp(world_nll))}

@@ -47,20 +47,21 @@ def plot_rank_curves(frame, path: str | os.PathLike, *, d: int | None = None, vo
     return save_figure(fig, path)
 
 
-def plot_tradeoff(frame, path: str | os.PathLike, *, x: str = "perplexity", y: str = "avg_max") -> Path:
+def plot_tradeoff(frame, path: str | os.PathLike, *, x: str = "perplexity", y: str = "avg_max",
+                  xlabel: str | None = None, ylabel: str | None = None) -> Path:
     """Attribute against fluency across the guidance weight β (Figures 3–4): one line per reward model.
 
     ``frame`` has one row per (model, β) with columns ``reward``, ``beta``, ``x`` and ``y`` (e.g.
-    ``rankkit evaluate`` results); every point is labelled with its β.
+    ``rankkit evaluate`` results); every point is labelled with its β. Axis labels default to the
+    column names.
     """
     data = frame.sort(["reward", "beta"]).to_pandas()
     fig, ax = plt.subplots(figsize=(5.0, 3.6))
     sns.lineplot(data=data, x=x, y=y, hue="reward", marker="o", sort=False, ax=ax)
-    for row in data.itertuples():
-        ax.annotate(f"β={getattr(row, 'beta'):g}", (getattr(row, x), getattr(row, y)), textcoords="offset points",
-                    xytext=(4, 4), fontsize=7)
-    ax.set_xlabel(x.replace("_", " "))
-    ax.set_ylabel(y.replace("_", " "))
+    for beta, px, py in zip(data["beta"], data[x], data[y]):
+        ax.annotate(f"β={beta:g}", (px, py), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_xlabel(xlabel or x.replace("_", " "))
+    ax.set_ylabel(ylabel or y.replace("_", " "))
     ax.set_title("Attribute/fluency trade-off across β")
     return save_figure(fig, path)
 

@@ -127,3 +127,23 @@ def test_analysis_real_data_on_slices(tmp_path, shared_data):
                                       "--ranks", "1,2", "--iters", "5", "--warm-iters", "5", "--out", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["sst2"]["vocab_size"] == 50257 and summary["jigsaw2018"]["texts"] == 300
+
+
+def test_base_lm_generalises_to_held_out_utterances(demo):
+    """The demo's base LM is fitted to the world: held-out perplexity far below uniform over the 200 words."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from rankkit.synthetic import SyntheticWorld, generate_corpus
+    from rankkit.tokenization import load_tokenizer
+
+    out, _ = demo
+    tokenizer, world = load_tokenizer("synthetic"), SyntheticWorld.default()
+    model = AutoModelForCausalLM.from_pretrained(out / "models" / "base").eval()
+    nll = tokens = 0
+    for text in generate_corpus(100, random_state=99)["text"]:
+        ids = torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]])
+        with torch.no_grad():
+            nll += float(model(ids, labels=ids).loss) * (ids.shape[1] - 1)
+        tokens += ids.shape[1] - 1
+    assert np.exp(nll / tokens) < 0.25 * len(world.words)

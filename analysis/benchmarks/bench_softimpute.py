@@ -99,7 +99,8 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help="a 10× smaller problem (quick check)")
     parser.add_argument("--dtype", default="float64", choices=("float64", "float32"))
     parser.add_argument("--threads", type=int, default=1,
-                        help="BLAS threads (default 1: R's reference BLAS is single-threaded, and this 2-core machine is shared)")
+                        help="BLAS threads for the baselines (default 1, as R's reference BLAS; rankkit's numpy "
+                             "backend always runs BLAS on one thread)")
     args = parser.parse_args()
     from threadpoolctl import threadpool_limits
 

@@ -4,6 +4,7 @@ Same methods as :class:`rankkit.solvers._ops.NumpyOps`; see there for the contra
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -75,6 +76,9 @@ class TorchOps:
         a = a.reshape(-1).to(torch.float64)
         return float(a @ a)
 
+    def blas_context(self):
+        return contextlib.nullcontext()
+
     def swap(self, a):
         return a.transpose(-1, -2)
 
@@ -82,7 +86,8 @@ class TorchOps:
         return torch.eye(k, dtype=self.tdtype, device=self.device)
 
     def solve(self, G, rhs):
-        return torch.linalg.solve(G, rhs)
+        y, info = torch.linalg.solve_ex(G, rhs)
+        return self.pinv_solve(G, rhs) if bool(info.any()) else y
 
     def pinv_solve(self, G, rhs):
         rtol = G.shape[-1] * 10 * np.finfo(self.dtype).eps
