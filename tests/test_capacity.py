@@ -29,17 +29,6 @@ def test_identity_block_uses_2n_distinct_tokens_and_never_bos():
         identity_block(51, 101, exclude=(100,))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads, and on a shared machine OpenMP spinning makes them crawl."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def results():
     out = {}

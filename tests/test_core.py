@@ -1,5 +1,4 @@
 """CLI assembly, one-line errors, atomic outputs, device choice."""
-from pathlib import Path
 
 import pytest
 

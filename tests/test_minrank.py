@@ -15,17 +15,6 @@ from rankkit.solvers import Completion
 pytestmark = pytest.mark.filterwarnings("ignore::rankkit.solvers.ConvergenceWarning")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small problems: one BLAS/torch thread avoids oversubscribing a shared 2-core machine."""
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(before)
 FAST = dict(iters=20, warm_iters=40, thresh=1e-12)
 
 

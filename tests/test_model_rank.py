@@ -12,16 +12,6 @@ from rankkit import numerical_rank
 from rankkit.models import ARM, RAD, build_tiny_backbone
 from rankkit.models.rows import reference_rad_rows, reward_rows
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads, and on a shared machine OpenMP spinning makes them crawl."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 V, D = 150, 16
 

@@ -12,15 +12,6 @@ BOS = 2
 RESPONSES = ("toxicity", "sentiment")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread, and far faster than two when other jobs share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make(cls, *, seed=0, **options):
     """A tiny model in eval mode whose heads are random (ARM's W starts at 0 otherwise)."""
     model = cls(build_tiny_backbone(VOCAB, n_layer=2, n_embd=16, n_head=2, seed=seed), responses=RESPONSES,

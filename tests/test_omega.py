@@ -6,7 +6,6 @@ from collections import defaultdict
 import numpy as np
 import pytest
 import scipy.io
-import scipy.sparse as sp
 
 from rankkit.errors import UserError
 from rankkit.omega import MTX_ZERO, Omega, build_omega, export_mtx, last_built_omega, omega_from_corpus, omega_stats

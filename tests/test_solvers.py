@@ -16,19 +16,6 @@ from rankkit.solvers._ops import NumpyOps
 pytestmark = pytest.mark.filterwarnings("ignore::rankkit.solvers.ConvergenceWarning")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small problems: one BLAS/torch thread avoids oversubscribing a shared 2-core machine."""
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(before)
-
-
 def planted(m, n, r, *, density, noise=0.0, seed=0):
     """A rank-r matrix U Vᵀ (+ noise) observed on a random pattern with every row/column hit."""
     rng = np.random.default_rng(seed)

@@ -16,15 +16,6 @@ from rankkit.models.train import evaluate, read_training_log, split_rows, train_
 RESPONSES = ("toxicity", "sentiment")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models train fastest on one thread, and far faster than two when other jobs share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def small(synthetic_tokenizer):
     """100 synthetic utterances, tokenised, with their two responses."""
