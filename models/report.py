@@ -29,7 +29,7 @@ from rankkit.io import atomic_path, read_json, write_json
 
 @dataclass(frozen=True)
 class DemoSize:
-    """How much work each stage does; ``quick`` fits in about two minutes on 2 cores."""
+    """How much work each stage does; ``quick`` fits in about a minute on 2 cores."""
 
     utterances: int
     epochs: int
@@ -47,8 +47,8 @@ class DemoSize:
     repeats: int
 
 
-FULL = DemoSize(utterances=4000, epochs=5, ranks="1,2,4,8,16,32,64", model_rows=400, capacity_n=64, capacity_d=32,
-                capacity_steps=1500, base_steps=800, prompts=32, samples=16, new_tokens=12, betas="0,2,5,10,20,40",
+FULL = DemoSize(utterances=6000, epochs=5, ranks="1,2,4,8,16,32,64", model_rows=400, capacity_n=64, capacity_d=32,
+                capacity_steps=1500, base_steps=1000, prompts=48, samples=20, new_tokens=12, betas="0,2,5,10,20,40",
                 top_ks="10,20,40", repeats=3)
 QUICK = DemoSize(utterances=2000, epochs=4, ranks="1,2,4,8,16", model_rows=200, capacity_n=32, capacity_d=16,
                  capacity_steps=1000, base_steps=300, prompts=12, samples=8, new_tokens=10, betas="0,5,20",
@@ -220,7 +220,7 @@ def _speed(out: Path, size: DemoSize, seed: int) -> dict:
                           repeats=size.repeats, seed=seed)
 
 
-def time_per_token(out: Path, *, base, arm, rad, top_ks: str, repeats: int, samples: int = 5, new_tokens: int = 10,
+def time_per_token(out: Path, *, base, arm, rad, top_ks: str, repeats: int, samples: int = 25, new_tokens: int = 20,
                    seed: int = 0) -> dict:
     """`rankkit bench-decode`: time per generated token of unguided, ARM and RAD decoding against k (Figure 6)."""
     _cli("bench-decode", "--base", base, "--arm", arm, "--rad", rad, "--top-k", top_ks, "--samples", samples,
@@ -282,6 +282,12 @@ def findings(results: dict) -> list[str]:
     return lines
 
 
+def _certificate(shape) -> str:
+    rows, cols = shape
+    return (f"certified by a fully observed {rows} × {cols} block (Eckart–Young)" if rows
+            else "certified by ‖P_Ω(R)‖² > τ·|Ω|: the zero matrix does not fit")
+
+
 def _table(rows: list[dict], columns: list[str]) -> str:
     def fmt(v):
         return f"{v:.4g}" if isinstance(v, float) else str(v)
@@ -295,27 +301,26 @@ def render_report(results: dict) -> str:
     stats, sweep, cap = results["omega"], results["minrank"], results["capacity"]
     curves = results["rank_curves"]
     parts = [
-        "# rankkit demo: low-rank reward models on the synthetic world\n",
+        "# rankkit demo: low-rank reward models on the synthetic world\n\n",
         f"Mode: {'quick' if results['quick'] else 'full'} · seed {results['seed']} · stage seconds: "
-        + ", ".join(f"{k} {v}" for k, v in results["seconds"].items()) + "\n",
-        "## Findings\n", "".join(f"- {line}\n" for line in results["findings"]),
-        "\n## 1. The reward matrix P_Ω(R) (eq. 5, Lemma 1/2)\n",
+        + ", ".join(f"{k} {v}" for k, v in results["seconds"].items()) + "\n\n",
+        "## Findings\n\n", "".join(f"- {line}\n" for line in results["findings"]),
+        "\n## 1. The reward matrix P_Ω(R) (eq. 5, Lemma 1/2)\n\n",
         _table([{"rows": stats["n_rows"], "observed": stats["n_observed"], "one-observation rows (Lemma 1)": stats["lemma1_rows"],
                  "[P_Ω(R)]_2 rows": stats["submatrix_2"][0], "[P_Ω(R)]_2 entries": stats["submatrix_2"][1]}],
                ["rows", "observed", "one-observation rows (Lemma 1)", "[P_Ω(R)]_2 rows", "[P_Ω(R)]_2 entries"]),
-        "\n## 2. Minimal rank (softImpute / ALS sweep, App. B.2)\n",
+        "\n## 2. Minimal rank (softImpute / ALS sweep, App. B.2)\n\n",
         f"![MSE against rank](rank_sweep/sweep.png)\n\nq* = {sweep['q_star']}, Lemma 2 bound = {sweep['lemma2_bound']}; "
-        f"{sweep['bracket']['text']} (certificate: a fully observed {sweep['bracket']['certificate']['shape'][0]} × "
-        f"{sweep['bracket']['certificate']['shape'][1]} block).\n",
-        "\n## 3. Trained reward models and the rank they use (Figures 1, 5, 7)\n",
+        f"{sweep['bracket']['text']} ({_certificate(sweep['bracket']['certificate']['shape'])}).\n",
+        "\n## 3. Trained reward models and the rank they use (Figures 1, 5, 7)\n\n",
         "![rank curves](rank_curves.png)\n\n",
         _table([{"model": n, "val MSE": m.get("val_mse"), "mean-only MSE": m.get("mean_mse"),
                  "rank": curves[n]["rank"], "rows": curves[n]["rows"], "d": curves[n]["d"], "|V|": curves[n]["vocab_size"]}
                 for n, m in results["models"].items()], ["model", "val MSE", "mean-only MSE", "rank", "rows", "d", "|V|"]),
-        "\n## 4. Identity capacity test (App. C.1–C.2)\n",
+        "\n## 4. Identity capacity test (App. C.1–C.2)\n\n",
         _table([{"model": k.upper(), "MSE": cap[k]["mse"], "ARM bound (n−d)/n²": cap["bound"], "rank": cap[k]["rank"],
                  "n": cap["n"], "d": cap["d"]} for k in ("arm", "rad")], ["model", "MSE", "ARM bound (n−d)/n²", "rank", "n", "d"]),
-        "\n## 5. Guided decoding, scored by the ground truth (Figures 3, 4, 6)\n",
+        "\n## 5. Guided decoding, scored by the ground truth (Figures 3, 4, 6)\n\n",
         "Toxicity is the exact r*(x) of the synthetic world; fluency is the exact perplexity of the continuation "
         f"under the world (the corpus itself has {results['decoding']['world_perplexity_of_corpus']:.1f}).\n\n",
         "![trade-off](tradeoff.png)\n\n",

@@ -135,7 +135,7 @@ def generate_command(
 def evaluate_command(
     generations: Annotated[Path, typer.Argument(help="JSONL written by `rankkit generate`.")],
     scorer: Annotated[str, typer.Option("--scorer", help="HF sequence classifier (name or folder), 'synthetic[:response]' (exact synthetic reward) or 'perspective[:ATTRIBUTE]' (key in PERSPECTIVE_API_KEY).")],
-    label: Annotated[Optional[str], typer.Option("--label", help="Classifier label to score (name or index) [default: the only one, or class 1].")] = None,
+    label: Annotated[Optional[str], typer.Option("--label", help="Classifier label to score (name or index) (default: the only one, or class 1).")] = None,
     ppl_model: Annotated[Optional[str], typer.Option("--ppl-model", help="Causal LM (folder or name) for perplexity and MAUVE features.")] = None,
     mauve: Annotated[bool, typer.Option("--mauve", help="MAUVE against the β = 0 samples (needs mauve-text).")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the metrics as JSON here.")] = None,

@@ -2,8 +2,8 @@
 
 Examples::
 
-    rankkit demo --out demo-out           # about 10 minutes on 2 cores
-    rankkit demo --out demo-out --quick   # about 2 minutes
+    rankkit demo --out demo-out           # about 4 minutes on 2 cores
+    rankkit demo --out demo-out --quick   # about 1 minute
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from .options import SeedOpt
 
 def demo_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Report folder: report.md, PNG figures, results.json.")] = Path("demo-out"),
-    quick: Annotated[bool, typer.Option("--quick", help="Smaller settings (about 2 minutes on 2 cores).")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="Smaller settings (about 1 minute on 2 cores).")] = False,
     seed: SeedOpt = 0,
 ) -> None:
     """Reproduce the paper's findings in miniature: Ω, minimal rank, ARM/RAD rank curves, capacity, guided decoding."""

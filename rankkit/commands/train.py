@@ -38,19 +38,19 @@ def train_command(
     response: Annotated[Optional[list[str]], typer.Option(
         "--response", help="Train a head for this response (repeatable); default: all responses of the data set.")] = None,
     decode_response: Annotated[Optional[str], typer.Option(
-        "--decode-response", help="The response used at decoding time [default: the first].")] = None,
+        "--decode-response", help="The response used at decoding time (default: the first).")] = None,
     tokenizer: Annotated[Optional[str], typer.Option(
-        "--tokenizer", help="HF tokenizer [default: the teacher's, else the data set's (synthetic), else the backbone's].")] = None,
+        "--tokenizer", help="HF tokenizer (default: the teacher's, else the data set's (synthetic), else the backbone's).")] = None,
     distill_from: Annotated[Optional[Path], typer.Option(
         "--distill-from", help="A trained RAD folder: distil its scores of every prefix (eq. 10) instead of the responses.")] = None,
     reg_weight: Annotated[Optional[float], typer.Option(
-        "--reg-weight", help="Weight of the ARM regulariser eq. 11 [default: 0.1 for ARM; 0 turns it off].")] = None,
+        "--reg-weight", help="Weight of the ARM regulariser eq. 11 (default: 0.1 for ARM; 0 turns it off).")] = None,
     loss: Annotated[str, typer.Option("--loss", help="mse (eq. 9) or bce (eq. 13, sigmoid at decoding).")] = "mse",
     head: Annotated[str, typer.Option("--head", help="ARM head: linear (eq. 7) or mlp (eq. 14).")] = "linear",
     no_baseline: Annotated[bool, typer.Option("--no-baseline", help="ARM without the baseline term ⟨h, w⟩.")] = False,
     epochs: Annotated[int, typer.Option("--epochs", help="Passes over the training utterances.")] = 5,
     lr: Annotated[Optional[float], typer.Option(
-        "--lr", help="Learning rate [default: 1e-5 (App. E) for real backbones, 3e-3 for tiny].")] = None,
+        "--lr", help="Learning rate (default: 1e-5 (App. E) for real backbones, 3e-3 for tiny).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Utterances per optimiser step (App. D: 100).")] = 100,
     micro_batch_size: Annotated[Optional[int], typer.Option(
         "--micro-batch-size", help="Utterances per forward pass; lower it when memory is short (gradient accumulation).")] = None,
@@ -64,7 +64,7 @@ def train_command(
         "--checkpoint-every", help="Also write a checkpoint every N steps (one is always written per epoch).")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint in --out.")] = False,
     threads: Annotated[Optional[int], typer.Option(
-        "--threads", help="torch CPU threads [default: 1 for --backbone tiny (fastest for tiny models), else torch's choice].")] = None,
+        "--threads", help="torch CPU threads (default: 1 for --backbone tiny (fastest for tiny models), else torch's choice).")] = None,
 ) -> None:
     """Train an ARM or RAD reward model with teacher forcing on a labelled data set (§2.2, §3.3)."""
     from ..datasets import load_dataset
