@@ -1,6 +1,6 @@
 """App. C.1–C.2: the identity capacity test across block sizes n, with ARM's bound (n − d)/n².
 
-    python analysis/capacity.py --d 32 --n 16,32,64,128 --out results/capacity      # tiny backbones
+    python analysis/capacity.py --d 32 --n 16,32,64 --out results/capacity          # tiny backbones
     python analysis/capacity.py --backbone gpt2 --n 1024 --steps 3000                 # the paper's setting
 
 Writes ``capacity.csv`` (n, model, mse, bound, rank) and ``capacity.png`` (MSE against n, the bound
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", default="16,32,64", help="comma-separated block sizes")
     parser.add_argument("--d", type=int, default=32, help="hidden size of the tiny backbone")
     parser.add_argument("--backbone", default="tiny")
-    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "capacity")
     args = parser.parse_args(argv)

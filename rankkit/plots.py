@@ -108,13 +108,15 @@ def plot_rank_sweep(frame, path: str | os.PathLike, *, tol: float, q_star: int |
 def plot_capacity(frame, path: str | os.PathLike) -> Path:
     """Identity capacity test (App. C.1–C.2): MSE on R_I = I(n) against n per model, with ARM's bound.
 
-    ``frame`` has columns ``n``, ``model``, ``mse`` and ``bound`` ((n − d)/n², zero while n ≤ d).
+    ``frame`` has columns ``n``, ``model``, ``mse`` and ``bound`` ((n − d)/n², zero while n ≤ d,
+    where it is not drawn).
     """
     data = frame.to_pandas()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     sns.lineplot(data=data, x="n", y="mse", hue="model", marker="o", ax=ax)
     bound = data.drop_duplicates("n").sort_values("n")
-    ax.plot(bound["n"], bound["bound"].clip(lower=1e-12), "k--", label="ARM bound (n − d)/n²")
+    bound = bound[bound["bound"] > 0]  # (n − d)/n² binds only once n > d
+    ax.plot(bound["n"], bound["bound"], "k--x", label="ARM bound (n − d)/n², n > d")
     ax.set_yscale("log")
     ax.set_xlabel("block size n (contexts × tokens)")
     ax.set_ylabel("MSE on the identity block")
