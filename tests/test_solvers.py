@@ -210,3 +210,24 @@ def test_numerically_singular_ridge_systems_fall_back_to_minimum_norm(backend):
     rhs = np.array([[1.0, 1.0]])
     y = ops.to_numpy(ops.solve(ops.asarray(G), ops.asarray(rhs)))
     np.testing.assert_allclose(y, (np.linalg.pinv(G[0]) @ rhs[0])[None], rtol=1e-6)
+
+
+@pytest.mark.parametrize("solver", ["softimpute-als", "als"])
+def test_blas_thread_count_does_not_change_the_answer(solver):
+    X, mask, _ = planted(60, 40, 3, density=0.4, seed=11)
+    S = sparse(X, mask)
+    one = soft_impute(S, 5, solver=solver, iters=20, warm_iters=20, blas_threads=1)
+    two = soft_impute(S, 5, solver=solver, iters=20, warm_iters=20, blas_threads=2)
+    free = soft_impute(S, 5, solver=solver, iters=20, warm_iters=20, blas_threads=None)
+    np.testing.assert_allclose(two.d, one.d, rtol=1e-8)
+    np.testing.assert_allclose(free.mse, one.mse, rtol=1e-8)
+
+
+def test_softimpute_cli_rejects_zero_threads(cli, tmp_path):
+    X, mask, _ = planted(20, 15, 2, density=0.5, seed=12)
+    path = tmp_path / "x.mtx"
+    import scipy.io
+
+    scipy.io.mmwrite(str(path), sparse(X, mask))
+    code, _, err = cli("softimpute", path, "--rank", 2, "--threads", 0, "--out", tmp_path / "fit")
+    assert code == 2 and "--threads 0" in err

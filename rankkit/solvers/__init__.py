@@ -59,6 +59,7 @@ def soft_impute(
     random_state: int | np.random.Generator | None = 0,
     progress: bool = False,
     callback=None,
+    blas_threads: int | None = 1,
 ) -> Completion:
     """Fit a rank-``rank`` completion of P_Ω(X) with the paper's two-stage schedule (App. B.2).
 
@@ -98,6 +99,10 @@ def soft_impute(
         Show a progress bar per stage.
     callback : callable, optional
         ``callback(step, elapsed_seconds, objective)`` after every iteration.
+    blas_threads : int or None, default 1
+        BLAS threads of the numpy backend (None: leave BLAS as configured). One is safest on a
+        busy machine; on an idle multi-core machine 2+ speed up the (m + n)·q² products
+        (200,000 × 64 factors: 1.65× with 2 threads).
 
     Returns
     -------
@@ -107,9 +112,9 @@ def soft_impute(
     Notes
     -----
     One iteration costs O(|Ω|·q + (m + n')·q²), n' the number of observed columns (columns
-    without observations keep zero factors and are skipped). The numpy backend runs BLAS on one
-    thread (via threadpoolctl): its products are tall-skinny, where threads gain little and, on
-    a busy machine, cost up to 100×.
+    without observations keep zero factors and are skipped). By default the numpy backend runs
+    BLAS on one thread (via threadpoolctl): on a busy machine, spinning BLAS threads made these
+    tall-skinny products up to 100× slower.
 
     Examples
     --------
@@ -145,7 +150,7 @@ def soft_impute(
             "n_observed": obs.nnz, "rank_requested": int(rank), "rank_used": q}
     stages = [(float(lam), int(iters))] + ([(0.0, int(warm_iters))] if warm_iters > 0 else [])
     result, rows, t0 = warm_start, [], time.perf_counter()
-    with (make_progress() if progress else _NoBar()) as bar, ops.blas_context():
+    with (make_progress() if progress else _NoBar()) as bar, ops.blas_context(blas_threads):
         for number, (lam_s, iters_s) in enumerate(stages, 1):
             engine = _make_engine(solver, ops, handle, obs, x, rng, q, result, lam_s)
             converged = _run_stage(engine, iters_s, thresh, number, lam_s, rows, bar, callback, t0)

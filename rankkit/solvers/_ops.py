@@ -86,15 +86,17 @@ class NumpyOps:
     def sum_sq(self, a) -> float:
         return float(np.dot(a.ravel().astype(np.float64), a.ravel().astype(np.float64)))
 
-    def blas_context(self):
-        """Run with one BLAS thread. Every product here is tall-skinny (q × m by m × q) or a
-        batch of tiny k × k systems, where threads gain little; on a busy 2-core machine their
-        spin-waits made Aᵀ B on 10,000 × 64 factors 100× slower (0.69 s against 0.005 s)."""
+    def blas_context(self, threads: int | None = 1):
+        """Run with ``threads`` BLAS threads (None: unchanged). Every product here is tall-skinny
+        (q × m by m × q) or a batch of tiny k × k systems; on a busy 2-core machine spinning BLAS
+        threads made Aᵀ B on 10,000 × 64 factors 100× slower (0.69 s against 0.005 s)."""
+        if threads is None:
+            return contextlib.nullcontext()
         try:
             from threadpoolctl import threadpool_limits
-        except ImportError:  # pragma: no cover - threadpoolctl ships with the test extra
+        except ImportError:  # pragma: no cover - threadpoolctl is a dependency
             return contextlib.nullcontext()
-        return threadpool_limits(1, user_api="blas")
+        return threadpool_limits(threads, user_api="blas")
 
     def swap(self, a):
         return np.swapaxes(a, -1, -2)

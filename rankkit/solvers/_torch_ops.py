@@ -76,7 +76,8 @@ class TorchOps:
         a = a.reshape(-1).to(torch.float64)
         return float(a @ a)
 
-    def blas_context(self):
+    def blas_context(self, threads: int | None = 1):
+        """torch manages its own threads (``torch.set_num_threads``)."""
         return contextlib.nullcontext()
 
     def swap(self, a):
