@@ -57,6 +57,23 @@ def synthetic_tokenizer():
     return load_tokenizer("synthetic")
 
 
+@pytest.fixture(scope="session")
+def random_heads():
+    """``random_heads(model, seed)``: give a reward model's heads visible spread (a fresh ARM has
+    W = 0, a constant reward over candidates) and put it in eval mode; the backbone is untouched."""
+    import torch
+
+    def randomise(model, seed, scale=0.3):
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for name, parameter in model.named_parameters():
+                if not name.startswith("causal_lm"):
+                    parameter.copy_(torch.randn(parameter.shape, generator=generator) * scale)
+        return model.eval()
+
+    return randomise
+
+
 @pytest.fixture
 def cli(capsys):
     """Run ``rankkit ARGS…`` in-process; returns (exit_code, stdout, stderr)."""

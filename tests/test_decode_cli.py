@@ -15,24 +15,15 @@ from rankkit.models.prompts import read_prompts
 RTP_LINE = '{"filename": "x.txt", "prompt": {"text": "%s", "toxicity": 0.1}, "continuation": {"text": " y"}}'
 
 
-def _random_heads(model, seed):
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if not name.startswith("causal_lm"):
-                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, synthetic_tokenizer):
+def run_dir(tmp_path_factory, synthetic_tokenizer, random_heads):
     """Saved tiny ARM, RAD and base LM over the synthetic tokenizer, and a prompt file."""
     from rankkit.synthetic import generate_corpus
 
     root = tmp_path_factory.mktemp("decode")
     for cls, seed in ((ARM, 1), (RAD, 2)):
         model = cls.from_backbone("tiny", tokenizer=synthetic_tokenizer, responses=("toxicity", "sentiment"))
-        _random_heads(model, seed).save_pretrained(root / cls.kind)
+        random_heads(model, seed).save_pretrained(root / cls.kind)
     build_tiny_base(len(synthetic_tokenizer), n_layer=2, n_embd=64, seed=3).save_pretrained(root / "base")
     synthetic_tokenizer.save_pretrained(root / "base")
     texts = generate_corpus(10, random_state=7)["text"].to_list()
@@ -187,12 +178,12 @@ def test_bench_decode_writes_the_table(cli, run_dir, tmp_path):
 
 # ---- real data ---------------------------------------------------------------------------------
 @pytest.mark.realdata
-def test_guided_generation_for_realtoxicityprompts_with_the_gpt2_tokenizer(shared_data, gpt2_tokenizer, cli, tmp_path):
+def test_guided_generation_for_realtoxicityprompts_with_the_gpt2_tokenizer(shared_data, gpt2_tokenizer, cli, tmp_path, random_heads):
     """A few RTP prompts, the real GPT-2 tokenizer (50257 tokens) and tiny models with n_embd 32."""
     from rankkit.models.guidance import select_candidates
 
     bos = gpt2_tokenizer.eos_token_id
-    arm = _random_heads(ARM(build_tiny_backbone(len(gpt2_tokenizer), n_embd=32, n_head=2, seed=1),
+    arm = random_heads(ARM(build_tiny_backbone(len(gpt2_tokenizer), n_embd=32, n_head=2, seed=1),
                             responses=("toxicity",), bos_token_id=bos, tokenizer=gpt2_tokenizer), 1)
     base = build_tiny_base(len(gpt2_tokenizer), n_layer=2, n_embd=32, n_head=2, seed=2).eval()
     prompt_file = shared_data / "realtoxicityprompts" / "rtp_decodingtrust_toxic.jsonl"

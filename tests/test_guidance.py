@@ -12,24 +12,14 @@ from rankkit.models.guidance import ARMGuidance, RADGuidance, select_candidates
 PROMPTS = ([40, 41, 42, 43, 44], [50, 51], [60, 61, 62])  # ragged: left padding differs per row
 
 
-def _randomise(model, seed):
-    """Heads with visible spread (fresh ARM has W = 0, a constant reward over candidates)."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if not name.startswith("causal_lm"):
-                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)
-    return model.eval()
+@pytest.fixture(scope="module")
+def arm(synthetic_tokenizer, random_heads):
+    return random_heads(ARM.from_backbone("tiny", tokenizer=synthetic_tokenizer, responses=("toxicity", "sentiment")), 1)
 
 
 @pytest.fixture(scope="module")
-def arm(synthetic_tokenizer):
-    return _randomise(ARM.from_backbone("tiny", tokenizer=synthetic_tokenizer, responses=("toxicity", "sentiment")), 1)
-
-
-@pytest.fixture(scope="module")
-def rad(synthetic_tokenizer):
-    return _randomise(RAD.from_backbone("tiny", tokenizer=synthetic_tokenizer, responses=("toxicity", "sentiment")), 2)
+def rad(synthetic_tokenizer, random_heads):
+    return random_heads(RAD.from_backbone("tiny", tokenizer=synthetic_tokenizer, responses=("toxicity", "sentiment")), 2)
 
 
 @pytest.fixture(scope="module")
