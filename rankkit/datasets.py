@@ -136,6 +136,8 @@ def load_dataset(name: str | os.PathLike, *, path: str | os.PathLike | None = No
     else:
         if path is not None:
             raise UserError(f"--path {path}: give either a data set name with --path, or a file as DATASET, not both")
+        if not Path(key).is_file():
+            raise UserError(f"{key}: no such file, and not a data set name ({', '.join(DATASETS)})")
         if text_column is None or not label_columns:
             raise UserError(f"{key}: a data file needs --text-column and at least one --label-column")
         raw, source = _read_file(Path(key), limit=limit), key

@@ -111,6 +111,7 @@ def test_skip_counts_every_bad_row_and_keeps_the_good_ones_in_order(tmp_path):
     (dict(name="{tmp}/d.csv"), "needs --text-column"),
     (dict(name="{tmp}/d.xlsx", text_column="t", label_columns=["y"]), "no such file"),
     (dict(name="sst2", path="{tmp}/none.tsv"), "none.tsv: no such file"),
+    (dict(name="{tmp}/absent.csv"), "absent.csv: no such file, and not a data set name"),
 ])
 def test_file_and_column_mistakes(tmp_path, kwargs, message):
     write(tmp_path, "d.csv", "t,y\na,1\n")
