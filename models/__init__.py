@@ -4,7 +4,7 @@ Heavy modules (torch, transformers) load on first use.
 """
 from __future__ import annotations
 
-import importlib
+from rankkit.lazy import lazy_exports
 
 # public name -> module that defines it
 _EXPORTS = {
@@ -25,11 +25,4 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module 'rankkit.models' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -15,7 +15,6 @@ the external toxicity classifier and the larger fluency LM of §5. The stages:
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -331,6 +330,3 @@ def render_report(results: dict) -> str:
     ]
     return "".join(parts)
 
-
-def load_results(out: str | os.PathLike) -> dict:
-    return json.loads((Path(out) / "results.json").read_text())

@@ -12,6 +12,7 @@ final model afterwards, plus ``training.json`` with the per-epoch history.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -28,7 +29,7 @@ from rankkit.errors import UserError
 from rankkit.io import atomic_path, read_json, write_json
 from rankkit.tokenization import TokenizedCorpus
 
-from .data import TeacherForcedBatch, iterate_batches
+from .data import TeacherForcedBatch, iterate_batches, make_batch, token_index
 from .io import check_output_folder, load_weights, write_reward_model
 from .losses import LOSSES, token_regulariser, weighted_squared_loss
 
@@ -138,6 +139,10 @@ def train_reward_model(model, corpus: TokenizedCorpus, labels: np.ndarray, *, te
     model.to(device)
     teacher_heads = _teacher_heads(model, teacher, device)
     micro = micro_batch_size or batch_size
+    autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda"))
+    # eq. 10: the frozen teacher scores every prefix once, not once per epoch
+    teacher_scores = (None if teacher is None else
+                      score_prefixes(teacher, corpus, teacher_heads, batch_size=micro, device=device, autocast=autocast))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95), eps=1e-12, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / max(1, warmup)))
@@ -150,7 +155,6 @@ def train_reward_model(model, corpus: TokenizedCorpus, labels: np.ndarray, *, te
         state = _restore(out, model, optimizer, scheduler)
     sampler = torch.Generator().manual_seed(seed)
     fit_loss = LOSSES["mse" if teacher is not None else model.loss_type]
-    autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda"))
 
     def save(step_history):
         if out is None:
@@ -179,12 +183,12 @@ def train_reward_model(model, corpus: TokenizedCorpus, labels: np.ndarray, *, te
                 order = np.random.default_rng([seed, 1, epoch]).permutation(train_rows)
                 losses = []
                 for index, batch in enumerate(iterate_batches(corpus, labels, order, batch_size=batch_size,
-                                                              micro_batch_size=micro)):
+                                                              micro_batch_size=micro, teacher=teacher_scores)):
                     if epoch * n_batches + index < step:
                         continue  # already done before the resume
                     started = time.perf_counter()
-                    loss = _step(model, [b.to(device) for b in batch], teacher=teacher, teacher_heads=teacher_heads,
-                                 fit_loss=fit_loss, reg_weight=reg_weight, sampler=sampler, autocast=autocast)
+                    loss = _step(model, [b.to(device) for b in batch], fit_loss=fit_loss, reg_weight=reg_weight,
+                                 sampler=sampler, autocast=autocast)
                     if clip:
                         torch.nn.utils.clip_grad_norm_(params, clip)
                     optimizer.step()
@@ -200,8 +204,8 @@ def train_reward_model(model, corpus: TokenizedCorpus, labels: np.ndarray, *, te
                         callback(step, seconds, loss)
                     if checkpoint_every and step % checkpoint_every == 0 and step % n_batches:
                         save(history)
-                scores = evaluate(model, corpus, labels, val_rows, means=means, teacher=teacher,
-                                  teacher_heads=teacher_heads, batch_size=micro, device=device)
+                scores = evaluate(model, corpus, labels, val_rows, means=means, teacher_scores=teacher_scores,
+                                  batch_size=micro, device=device)
                 record = {"epoch": epoch + 1, "step": step, "train_loss": float(np.mean(losses)) if losses else math.nan,
                           **scores}
                 history.append(record)
@@ -211,17 +215,17 @@ def train_reward_model(model, corpus: TokenizedCorpus, labels: np.ndarray, *, te
             if bar is not None:
                 bar.stop()
     model.eval()
-    last = history[-1] if history else evaluate(model, corpus, labels, val_rows, means=means, teacher=teacher,
-                                                teacher_heads=teacher_heads, batch_size=micro, device=device)
+    last = history[-1] if history else evaluate(model, corpus, labels, val_rows, means=means,
+                                                teacher_scores=teacher_scores, batch_size=micro, device=device)
     return TrainingResult(tuple(history), float(last["val_mse"]), float(last["mean_mse"]),
                           tokens / seconds if seconds else math.nan, len(train_rows), len(val_rows), n_empty,
                           step, float(lr), reg_weight, out)
 
 
-def _step(model, batch: list[TeacherForcedBatch], *, teacher, teacher_heads, fit_loss, reg_weight: float,
-          sampler: torch.Generator, autocast) -> float:
+def _step(model, batch: list[TeacherForcedBatch], *, fit_loss, reg_weight: float, sampler: torch.Generator,
+          autocast) -> float:
     """Forward and backward over the micro-batches of one optimiser batch; returns the batch loss."""
-    weights = [b.mask.float() if teacher is not None else b.prefix_weight for b in batch]
+    weights = [b.mask.float() if b.teacher is not None else b.prefix_weight for b in batch]
     total = sum(float(w.sum()) for w in weights)
     value = 0.0
     for micro, weight in zip(batch, weights):
@@ -230,7 +234,7 @@ def _step(model, batch: list[TeacherForcedBatch], *, teacher, teacher_heads, fit
             sampled = torch.randint(0, model.vocab_size, micro.ids.shape, generator=sampler).to(micro.ids.device)
         with autocast:
             scores, sampled_delta = model.prefix_rewards(micro.ids, sampled=sampled)
-        targets = _targets(micro, teacher, teacher_heads)
+        targets = micro.teacher if micro.teacher is not None else micro.position_targets()
         mask = micro.mask
         loss = fit_loss(scores[mask], targets[mask], weight[mask])
         if reg_weight:
@@ -241,40 +245,49 @@ def _step(model, batch: list[TeacherForcedBatch], *, teacher, teacher_heads, fit
     return value
 
 
-def _targets(batch: TeacherForcedBatch, teacher, teacher_heads) -> torch.Tensor:
-    """Per-position targets (B, L, R): the responses, or the teacher's r̃ of every prefix (one pass)."""
-    if teacher is None:
-        return batch.position_targets()
-    with torch.no_grad():
-        scores, _ = teacher.prefix_rewards(batch.ids)
-    return scores[..., teacher_heads].float()
+@torch.no_grad()
+def score_prefixes(teacher, corpus: TokenizedCorpus, heads: list[int], *, batch_size: int, device: str,
+                   autocast=contextlib.nullcontext()) -> np.ndarray:
+    """The teacher's r̃ of every prefix of ``corpus`` (eq. 10), heads ``heads``: shape (total_tokens, R),
+    aligned with ``corpus.ids``; one teacher-forced pass per utterance."""
+    out = np.empty((len(corpus.ids), len(heads)), dtype=np.float32)
+    order = np.argsort(corpus.lengths, kind="stable")  # similar lengths together: little padding
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        batch = make_batch(corpus, np.zeros((len(corpus), 0)), rows).to(device)
+        with autocast:
+            scores, _ = teacher.prefix_rewards(batch.ids)
+        out[token_index(corpus, rows)] = scores[..., heads][batch.mask].float().cpu().numpy()
+    return out
 
 
 @torch.no_grad()
 def evaluate(model, corpus: TokenizedCorpus, labels: np.ndarray, rows: np.ndarray, *, means: np.ndarray,
-             teacher=None, teacher_heads=None, batch_size: int = 100, device: str = "cpu") -> dict:
+             teacher_scores: np.ndarray | None = None, batch_size: int = 100, device: str = "cpu") -> dict:
     """Validation MSE over all prefixes of the utterances ``rows``, λ-weighted, averaged over responses.
 
     Returns ``val_mse`` (prediction σ(r̂) for BCE models, r̂ otherwise), ``mean_mse`` (predicting
-    ``means`` for every prefix) and, with a teacher, ``teacher_mse`` (the student against r̃).
+    ``means`` for every prefix) and, given ``teacher_scores`` (:func:`score_prefixes`),
+    ``teacher_mse`` (the student against the teacher's r̃).
     """
     was_training = model.training
     model.eval()
     sums = {"val_mse": 0.0, "mean_mse": 0.0, "teacher_mse": 0.0}
     total = 0.0
     mean_scores = torch.as_tensor(means, dtype=torch.float32, device=device)
-    for batch in iterate_batches(corpus, labels, rows, batch_size=batch_size, micro_batch_size=batch_size):
+    for batch in iterate_batches(corpus, labels, rows, batch_size=batch_size, micro_batch_size=batch_size,
+                                 teacher=teacher_scores):
         batch = batch[0].to(device)
         scores, _ = model.prefix_rewards(batch.ids)
         predictions = torch.sigmoid(scores.float()) if model.loss_type == "bce" else scores.float()
         mask, weight, targets = batch.mask, batch.prefix_weight[batch.mask], batch.position_targets()[batch.mask]
         sums["val_mse"] += float(weighted_squared_loss(predictions[mask], targets, weight))
         sums["mean_mse"] += float(weighted_squared_loss(mean_scores.expand_as(targets), targets, weight))
-        if teacher is not None:
-            sums["teacher_mse"] += float(weighted_squared_loss(scores[mask], _targets(batch, teacher, teacher_heads)[mask], weight))
+        if batch.teacher is not None:
+            sums["teacher_mse"] += float(weighted_squared_loss(scores[mask], batch.teacher[mask], weight))
         total += float(weight.sum()) * len(model.responses)
     model.train(was_training)
-    if teacher is None:
+    if teacher_scores is None:
         del sums["teacher_mse"]
     return {key: value / total for key, value in sums.items()}
 

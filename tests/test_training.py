@@ -11,7 +11,7 @@ from rankkit.datasets import load_dataset
 from rankkit.tokenization import encode_texts
 from rankkit.models import ARM, RAD, build_tiny_backbone, load_reward_model
 from rankkit.models.losses import token_regulariser, weighted_bce_loss, weighted_squared_loss
-from rankkit.models.train import evaluate, read_training_log, split_rows, train_reward_model
+from rankkit.models.train import evaluate, read_training_log, score_prefixes, split_rows, train_reward_model
 
 RESPONSES = ("toxicity", "sentiment")
 
@@ -69,12 +69,17 @@ def test_distillation_drives_the_student_towards_a_fixed_teacher(small, syntheti
     student = tiny(ARM, synthetic_tokenizer)
     heads = [0, 1]
 
-    def distance():
-        return evaluate(student, corpus, labels, train_rows, means=labels.mean(0), teacher=teacher,
-                        teacher_heads=heads)["teacher_mse"]
+    with torch.no_grad():  # independent: one teacher pass per utterance
+        per_utterance = [teacher.prefix_rewards(torch.as_tensor(corpus.utterance(i), dtype=torch.long)[None])[0][0]
+                         for i in range(len(corpus))]
+    precomputed = score_prefixes(teacher, corpus, heads, batch_size=7, device="cpu")
+    np.testing.assert_allclose(precomputed, torch.cat(per_utterance).numpy(), atol=1e-5)
 
-    teacher_scores = torch.cat([teacher.prefix_rewards(torch.as_tensor(corpus.utterance(i), dtype=torch.long)[None])[0][0]
-                                for i in train_rows])
+    def distance():
+        return evaluate(student, corpus, labels, train_rows, means=labels.mean(0),
+                        teacher_scores=precomputed)["teacher_mse"]
+
+    teacher_scores = torch.cat([per_utterance[i] for i in train_rows])
     spread = teacher_scores.var(0).mean().item()            # MSE of the best constant prediction (about)
     start = distance()
     frozen = {name: t.clone() for name, t in teacher.state_dict().items()}
