@@ -22,7 +22,8 @@ def train_base_lm(corpus: TokenizedCorpus, tokenizer, *, n_layer: int = 4, n_emb
     """
     from .backbone import build_tiny_backbone
 
-    bos, eos, pad = tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    pad = eos if tokenizer.pad_token_id is None else tokenizer.pad_token_id  # GPT-2 has no pad token
     model = build_tiny_backbone(len(tokenizer), n_layer=n_layer, n_embd=n_embd, n_head=n_head, seed=seed)
     for p in model.parameters():
         p.requires_grad_(True)

@@ -12,7 +12,7 @@ from torch import nn
 from .base import RewardModel
 
 INIT_STD = 0.02
-CANDIDATE_ROWS = 256  # rows of (context, candidate) pairs per cached step; bounds the expanded cache
+CANDIDATE_ROWS = 2048  # (context, candidate) rows per cached step: bounds the expanded cache (1024–2048 fastest on CPU)
 
 
 class RAD(RewardModel):

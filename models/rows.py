@@ -17,11 +17,12 @@ import torch
 
 from rankkit.progress import make_progress
 
-RAD_CHUNK_ROWS = 2048  # (context, candidate) rows per cached RAD step
+from .rad import CANDIDATE_ROWS
+
 
 
 def reward_rows(model, contexts: Sequence[np.ndarray], *, response: str | None = None, batch_size: int = 16,
-                chunk_rows: int = RAD_CHUNK_ROWS, progress: bool = False) -> np.ndarray:
+                chunk_rows: int = CANDIDATE_ROWS, progress: bool = False) -> np.ndarray:
     """The rows R̂[x', :] of ``model`` (ARM or RAD) for each context x', as float32.
 
     Contexts are grouped by length (so batches need no padding when lengths repeat) and the rows

@@ -196,7 +196,6 @@ def rank_sweep(X, ranks, *, tol: float = 1e-3, lemma2: bool = True, stop_at_fit:
         raise UserError(f"tol must be a finite number ≥ 0, got {tol!r}")
     ranks = check_ranks(ranks)
     X = as_matrix(X, response)
-    obs = observe(X)
     options = dict(solver=solver, lam=lam, iters=iters, warm_iters=warm_iters, device=device, backend=backend,
                    dtype=dtype, thresh=thresh, random_state=random_state)
     rows = _sweep_one(ALL_ROWS, X, ranks, tol, stop_at_fit, options, progress)
@@ -207,13 +206,16 @@ def rank_sweep(X, ranks, *, tol: float = 1e-3, lemma2: bool = True, stop_at_fit:
         n2 = int(X2.nnz)
         if X2.shape[0] <= 1:
             q2 = X2.shape[0]  # no rows: Lemma 1; one row: a rank-1 fit is exact
+        elif X2.shape[0] == X.shape[0]:  # every row already has ≥ 2 observations: same matrix, same fits
+            rows += [{**row, "matrix": ROWS_2} for row in rows]
+            q2 = q_star
         else:
             rows2 = _sweep_one(ROWS_2, X2, ranks, tol, stop_at_fit, options, progress)
             rows += rows2
             q2 = _smallest_fit(rows2, tol)
     frame = pl.DataFrame(rows, schema=SWEEP_SCHEMA)
     return RankSweep(frame=frame, tol=float(tol), q_star=q_star, q_star_2=q2,
-                     lemma2_bound=None if q2 is None else 1 + q2, n_observed=obs.nnz, n_observed_2=n2)
+                     lemma2_bound=None if q2 is None else 1 + q2, n_observed=int(X.nnz), n_observed_2=n2)
 
 
 def _sweep_one(label, X, ranks, tol, stop_at_fit, options, progress) -> list[dict]:

@@ -43,7 +43,7 @@ def load_tokenizer(name_or_path: str | os.PathLike):
             return AutoTokenizer.from_pretrained(path)
         except Exception as exc:  # noqa: BLE001 - any loader failure is a user-facing error
             raise UserError(f"--tokenizer {name}: the folder holds no tokenizer that transformers can load ({exc.__class__.__name__})") from exc
-    if path.suffix or os.sep in name and not path.exists():
+    if name.startswith((".", os.sep, "~")):  # a local path that is not a folder (hub ids look like owner/name)
         raise UserError(f"--tokenizer {name}: no such folder")
     try:  # the local HF cache first: an offline machine then answers at once
         return AutoTokenizer.from_pretrained(name, local_files_only=True)

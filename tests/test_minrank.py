@@ -81,6 +81,18 @@ def test_sweep_finds_planted_rank_and_lemma2_bound():
     assert full["mse"][1] > 1e-4 and full["mse"][2] < 1e-6
 
 
+def test_lemma2_sweep_is_reused_when_every_row_has_two_observations():
+    """[P_Ω(R)]_2 = P_Ω(R) here, so its sweep must equal a separate sweep of the same matrix."""
+    Z, mask = planted(40, 30, 3, density=0.6, seed=6)
+    assert mask.sum(1).min() >= 2
+    X = observed(Z, mask)
+    sweep = rank_sweep(X, [2, 3], tol=1e-6, **FAST)
+    alone = rank_sweep(X, [2, 3], tol=1e-6, lemma2=False, **FAST)
+    two = sweep.frame.filter(sweep.frame["matrix"] == "[P_Ω(R)]_2")
+    np.testing.assert_allclose(two["mse"].to_numpy(), alone.frame["mse"].to_numpy(), rtol=1e-9)
+    assert sweep.q_star_2 == alone.q_star == 3
+
+
 def test_lemma1_one_observation_per_row():
     rng = np.random.default_rng(6)
     m, n = 50, 20
