@@ -10,11 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from rankkit.errors import UserError
 
 from .guidance import ARMGuidance, RADGuidance, clock
+from .rows import left_pad
 
 TINY = "tiny"
 
@@ -118,9 +120,9 @@ def sample_continuations(base, tokenizer, prompts: list[str], *, reward=None, be
     for prompt, ids in zip(prompts, encoded):
         if not ids:
             raise UserError(f"prompt {prompt!r}: has no tokens under the base model's tokenizer")
-    width = max(len(ids) for ids in encoded)
-    input_ids = torch.tensor([[pad_id] * (width - len(ids)) + ids for ids in encoded], device=device)
-    mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in encoded], device=device)
+    input_ids, mask = left_pad([np.asarray(ids) for ids in encoded])
+    input_ids, mask = input_ids.masked_fill(mask == 0, pad_id).to(device), mask.to(device)
+    width = input_ids.shape[1]  # where the new tokens start
     processors = []
     if reward is not None:
         processors.append(make_guidance(reward, beta=beta, top_k=top_k, top_p=top_p, steer=steer,

@@ -57,7 +57,7 @@ class Omega:
     vocab_size: int
     responses: tuple[str, ...]
     tokenizer_name: str = ""
-    info: dict = field(default_factory=dict)  # n_utterances, n_tokens, n_truncated, max_tokens, min_obs
+    info: dict = field(default_factory=dict)  # n_utterances, n_tokens, n_truncated, max_tokens, min_obs, …
 
     # ---- shape -------------------------------------------------------------------------
     @property
@@ -228,10 +228,12 @@ def build_omega(texts: Sequence[str], labels, tokenizer, *, max_tokens: int | No
     >>> omega.matrix("toxicity").shape[1] == omega.vocab_size
     True
     """
-    labels, responses = _check_labels(labels, len(texts), responses)
-    corpus, _ = encode_cached(texts, tokenizer, cache=cache, progress=progress)
-    return omega_from_corpus(corpus.truncate(max_tokens), labels, vocab_size=len(tokenizer), responses=responses,
-                             tokenizer_name=describe_tokenizer(tokenizer), progress=progress)
+    labels, responses = _check_labels(labels, len(texts), responses)  # fail before tokenising
+    corpus, hit = encode_cached(texts, tokenizer, cache=cache, progress=progress)
+    omega = omega_from_corpus(corpus.truncate(max_tokens), labels, vocab_size=len(tokenizer), responses=responses,
+                              tokenizer_name=describe_tokenizer(tokenizer), progress=progress)
+    omega.info["token_cache_hit"] = hit
+    return omega
 
 
 def omega_from_corpus(corpus: TokenizedCorpus, labels, *, vocab_size: int, responses: Sequence[str] | None = None,

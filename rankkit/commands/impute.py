@@ -184,14 +184,12 @@ def rank_sweep_command(
 
 def parse_ranks(text: str) -> list[int]:
     """'1,2,4' → [1, 2, 4]; a bad list is a UserError naming --ranks."""
-    parts = [p.strip() for p in text.split(",") if p.strip()]
+    from ..minrank import check_ranks
+
     try:
-        values = [int(p) for p in parts]
-    except ValueError:
+        return check_ranks([int(p) for p in text.split(",") if p.strip()])
+    except (ValueError, UserError):
         raise UserError(f"--ranks {text!r}: expected comma-separated positive integers such as 1,2,4,8") from None
-    if not values or min(values) < 1:
-        raise UserError(f"--ranks {text!r}: expected comma-separated positive integers such as 1,2,4,8")
-    return sorted(set(values))
 
 
 def register(app: typer.Typer) -> None:

@@ -47,9 +47,9 @@ def build_omega_command(
 ) -> None:
     """Build P_Ω(R) (eq. 5) from a labelled data set and save it as a reloadable folder."""
     from ..datasets import load_dataset
-    from ..omega import check_save_target, omega_from_corpus, remember_omega
-    from ..prefixes import cache_dir, encode_cached
-    from ..tokenization import load_tokenizer, tokenizer_name
+    from ..omega import build_omega, check_save_target, remember_omega
+    from ..prefixes import cache_dir
+    from ..tokenization import load_tokenizer
 
     console = Console(highlight=False, soft_wrap=True)
     if max_tokens < 1:
@@ -58,18 +58,15 @@ def build_omega_command(
     data = load_dataset(dataset, path=path, text_column=text_column, label_columns=label_column,
                         skip_bad_rows=skip_bad_rows, limit=limit, random_state=seed)
     responses = tuple(response) if response else data.responses
-    labels = data.labels(responses)
     tok = load_tokenizer(tokenizer or data.tokenizer_hint or "gpt2")
-    corpus, hit = encode_cached(data.texts, tok, cache=cache_dir() if cache else None, progress=True)
-    corpus = corpus.truncate(max_tokens)
-    omega = omega_from_corpus(corpus, labels, vocab_size=len(tok), responses=responses,
-                              tokenizer_name=tokenizer_name(tok), progress=True)
+    omega = build_omega(data.texts, data.labels(responses), tok, max_tokens=max_tokens, responses=responses,
+                        cache=cache_dir() if cache else None, progress=True)
     omega.save(out)
     remember_omega(out)
     two = omega.submatrix(2)
     console.print(f"Ω from {data.name}: {len(data):,} texts ({data.n_skipped:,} bad rows skipped), "
-                  f"{omega.info['n_tokens']:,} tokens" + (" (token ids from cache)" if hit else ""))
-    console.print(f"{corpus.n_truncated:,} texts truncated at {max_tokens} tokens")
+                  f"{omega.info['n_tokens']:,} tokens" + (" (token ids from cache)" if omega.info["token_cache_hit"] else ""))
+    console.print(f"{omega.info['n_truncated']:,} texts truncated at {max_tokens} tokens")
     console.print(f"rows (contexts) {omega.n_rows:,} · observed entries {omega.n_observed:,} · "
                   f"[P_Ω(R)]_2 {two.n_rows:,} rows, {two.n_observed:,} entries · responses {', '.join(responses)}")
     console.print(f"saved to {out}")

@@ -71,10 +71,9 @@ class ObservedMatrix:
         return ObservedMatrix((self.shape[0], kept.size), self.rows, remap[self.cols], self.values, self.indptr,
                               t_indptr, self.t_order), kept
 
-    def to_csr(self, values: np.ndarray | None = None) -> sp.csr_matrix:
-        """The CSR matrix with these observed positions and ``values`` (default: the data)."""
-        data = self.values if values is None else values
-        return sp.csr_matrix((data, self.cols, self.indptr), shape=self.shape)
+    def to_csr(self) -> sp.csr_matrix:
+        """The CSR matrix of the observed entries."""
+        return sp.csr_matrix((self.values, self.cols, self.indptr), shape=self.shape)
 
 
 def observe(X, *, name: str = "X") -> ObservedMatrix:
