@@ -84,6 +84,16 @@ def _lm_inputs(prompts, continuations, tokenizer):
     return rows, starts
 
 
+def _right_pad(rows: list[list[int]], device):
+    """Right-pad token-id lists with 0 into (ids, attention mask), LongTensors of shape (B, max length)."""
+    import torch
+
+    width = max(map(len, rows))
+    ids = torch.tensor([r + [0] * (width - len(r)) for r in rows], device=device)
+    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=device)
+    return ids, mask
+
+
 def perplexities(prompts: Sequence[str], continuations: Sequence[str], model, tokenizer, *, batch_size: int = 16,
                  progress: bool = False) -> np.ndarray:
     """exp of the mean negative log-likelihood of each continuation given its prompt under ``model``.
@@ -106,16 +116,16 @@ def perplexities(prompts: Sequence[str], continuations: Sequence[str], model, to
     out = np.full(len(rows), np.nan)
     batches = range(0, len(rows), batch_size)
     for first in track(batches, total=len(batches), description="perplexity", enabled=progress):
-        batch = rows[first:first + batch_size]
-        width = max(map(len, batch))
-        ids = torch.tensor([r + [0] * (width - len(r)) for r in batch], device=device)
-        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in batch], device=device)
+        ids, mask = _right_pad(rows[first:first + batch_size], device)
         with torch.no_grad():
             logits = model(input_ids=ids, attention_mask=mask).logits.float()
         logp = logits[:, :-1].log_softmax(-1).gather(-1, ids[:, 1:, None])[..., 0]
-        for i, (row, start) in enumerate(zip(batch, starts[first:first + batch_size])):
-            if len(row) > start:
-                out[first + i] = float(torch.exp(-logp[i, start - 1:len(row) - 1].mean()))
+        start = torch.tensor(starts[first:first + batch_size], device=device)[:, None]
+        column = torch.arange(logp.shape[1], device=device)[None, :]
+        scored = (column >= start - 1) & mask[:, 1:].bool()  # the continuation's tokens, each given its prefix
+        count = scored.sum(1)
+        nll = -(logp * scored).sum(1) / count.clamp(min=1)
+        out[first:first + len(count)] = np.where(count.cpu().numpy() > 0, torch.exp(nll).cpu().numpy(), np.nan)
     return out
 
 
@@ -128,9 +138,7 @@ def text_features(texts: Sequence[str], model, tokenizer, *, batch_size: int = 1
     for first in range(0, len(texts), batch_size):
         encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] or [tokenizer.eos_token_id or 0]
                    for t in texts[first:first + batch_size]]
-        width = max(map(len, encoded))
-        ids = torch.tensor([e + [0] * (width - len(e)) for e in encoded], device=device)
-        mask = torch.tensor([[1] * len(e) + [0] * (width - len(e)) for e in encoded], device=device)
+        ids, mask = _right_pad(encoded, device)
         with torch.no_grad():
             hidden = model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[-1]
         last = torch.tensor([len(e) - 1 for e in encoded], device=device)
